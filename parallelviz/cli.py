@@ -1,0 +1,192 @@
+"""Command-line interface: a click group over the library (schedule, verify); errors are one line."""
+
+from __future__ import annotations
+
+import functools
+import json
+import math
+import sys
+from typing import Any, Callable
+
+import click
+
+from parallelviz.config import ConfigError, ModelConfig, ParallelConfig, RunConfig
+from parallelviz.schedule import Schedule
+from parallelviz.schedules import build_schedule
+
+__all__ = ["cli", "main", "config_options", "schedule_data"]
+
+_MODEL, _PARALLEL = ModelConfig(), ParallelConfig()
+
+
+class _OneLineErrors(click.Group):
+    """A click group whose usage and configuration errors print one line to stderr and exit 2.
+
+    Also in standalone mode (as ``CliRunner`` invokes it), so tests see what users see.
+    """
+
+    def main(
+        self,
+        args: Any = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.NoArgsIsHelpError as error:
+            click.echo(error.format_message())
+            code = 0
+        except (click.UsageError, ConfigError) as error:
+            message = error.format_message() if isinstance(error, click.UsageError) else str(error)
+            click.echo("Error: " + " ".join(message.split()), err=True)
+            code = 2
+        except click.ClickException as error:
+            error.show()
+            code = error.exit_code
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            code = 1
+        code = code if isinstance(code, int) else 0
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+@click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
+def cli() -> None:
+    """Schedules of parallel neural-network training: print, verify, animate."""
+
+
+_CONFIG_OPTIONS = [
+    click.option("--dp", type=int, default=_PARALLEL.dp, show_default=True, help="Data-parallel degree."),
+    click.option("--tp", type=int, default=_PARALLEL.tp, show_default=True, help="Tensor-parallel degree."),
+    click.option("--layers", type=int, default=_MODEL.layers, show_default=True, help="Number of MLP blocks."),
+    click.option("--d-model", type=int, default=_MODEL.d_model, show_default=True, help="Residual width."),
+    click.option("--d-hidden", type=int, default=_MODEL.d_hidden, show_default=True, help="Hidden width."),
+    click.option("--batch", type=int, default=_MODEL.batch, show_default=True, help="Global batch size."),
+    click.option(
+        "--grad-sync",
+        type=click.Choice(["end", "overlap"]),
+        default=_PARALLEL.grad_sync,
+        show_default=True,
+        help="When data-parallel gradients are all-reduced.",
+    ),
+]
+
+
+def config_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the model and parallelism options to a command, passing it ``config: RunConfig`` instead.
+
+    Raises
+    ------
+    ConfigError
+        When the command runs with an invalid combination (reported as one line, exit 2).
+    """
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        model = ModelConfig(**{name: kwargs.pop(name) for name in ("d_model", "d_hidden", "batch", "layers")})
+        parallel = ParallelConfig(**{name: kwargs.pop(name) for name in ("dp", "tp", "grad_sync")})
+        return func(*args, config=RunConfig(model, parallel), **kwargs)
+
+    for option in reversed(_CONFIG_OPTIONS):
+        wrapper = option(wrapper)
+    return wrapper
+
+
+def schedule_data(schedule: Schedule) -> dict[str, Any]:
+    """A schedule as JSON-ready data: its name, config and steps, each step with its phase and ops."""
+    m, p = schedule.config.model, schedule.config.parallel
+    return {
+        "name": schedule.name,
+        "config": {
+            "d_model": m.d_model,
+            "d_hidden": m.d_hidden,
+            "batch": m.batch,
+            "layers": m.layers,
+            "dp": p.dp,
+            "tp": p.tp,
+            "grad_sync": p.grad_sync,
+        },
+        "steps": [
+            {
+                "phase": step.phase,
+                "ops": [
+                    {
+                        "gpu": op.gpu,
+                        "kind": op.kind.value,
+                        "tensor": str(op.tensor),
+                        "reads": [str(t) for t in op.reads],
+                        "group": list(op.group),
+                        "reduce": op.reduce,
+                        "partial": op.partial,
+                    }
+                    for op in step.ops
+                ],
+            }
+            for step in schedule.steps
+        ],
+    }
+
+
+@cli.command("schedule")
+@config_options
+@click.option("--json", "as_json", is_flag=True, help="Print the steps as JSON instead of a grid.")
+def schedule_command(config: RunConfig, as_json: bool) -> int:
+    """Print the schedule as a grid of steps by GPUs."""
+    schedule = build_schedule(config)
+    click.echo(json.dumps(schedule_data(schedule), indent=2) if as_json else schedule.format_grid())
+    return 0
+
+
+def _finite(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@cli.command("verify")
+@config_options
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random data.")
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (infinite errors as null).")
+def verify_command(config: RunConfig, seed: int, as_json: bool) -> int:
+    """Run the schedule on numpy shards and compare with one unsharded pass (exit 1 on mismatch)."""
+    from parallelviz.checker import ScheduleError
+    from parallelviz.executor import verify
+
+    try:
+        result = verify(build_schedule(config), seed=seed)
+    except ScheduleError as error:
+        click.echo(f"Error: invalid schedule: {error}", err=True)
+        return 1
+    if as_json:
+        data = {
+            "ok": result.ok,
+            "max_abs_error": _finite(result.max_abs_error),
+            "loss_error": _finite(result.loss_error),
+            "grad_error": _finite(result.grad_error),
+            "replica_error": _finite(result.replica_error),
+            "loss": _finite(result.loss),
+            "reference_loss": result.reference_loss,
+            "tolerance": result.tolerance,
+            "seed": seed,
+            "errors": {name: _finite(value) for name, value in result.errors.items()},
+        }
+        click.echo(json.dumps(data, indent=2))
+    else:
+        verdict = "OK" if result.ok else "MISMATCH"
+        click.echo(f"loss            {result.loss:.12g} (reference {result.reference_loss:.12g})")
+        click.echo(f"loss error      {result.loss_error:.3g}")
+        click.echo(f"gradient error  {result.grad_error:.3g} (max over {len(result.errors)} weight gradients)")
+        click.echo(f"replica error   {result.replica_error:.3g}")
+        click.echo(f"{verdict}: max abs error {result.max_abs_error:.3g} (tolerance {result.tolerance:g})")
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``parallelviz`` command; exits with 0 (ok), 1 (failed check) or 2 (bad options)."""
+    return cli.main(args=argv, prog_name="parallelviz")
+
+
+if __name__ == "__main__":
+    main()

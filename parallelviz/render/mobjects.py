@@ -1,0 +1,87 @@
+"""Mobjects built from layout geometry: tensor faces, billboard labels, FLOP blocks."""
+
+from __future__ import annotations
+
+import numpy as np
+from manim import MathTex, Mobject, Polygon, Prism, Text, VGroup
+
+from parallelviz.layout import Box, Face
+from parallelviz.style import Style
+from parallelviz.view import View
+
+__all__ = ["face_polygon", "lift", "screen_xy", "billboard", "tex_billboard", "flop_prism", "ROLE_COLORS"]
+
+
+def ROLE_COLORS(style: Style) -> dict[str, str]:  # noqa: N802 - reads as a table
+    """Fill colour of a face by its role."""
+    return {
+        "weight": style.weight_color,
+        "activation": style.activation_color,
+        "gradient": style.gradient_color,
+        "partial": style.partial_color,
+    }
+
+
+def face_polygon(face: Face, view: View, color: str, style: Style, opacity: float | None = None) -> Polygon:
+    """A filled rectangle on a tensor's face."""
+    opacity = style.face_opacity if opacity is None else opacity
+    polygon = Polygon(*view.to_scene(face.corners), color=color)
+    polygon.set_fill(color, opacity=opacity).set_stroke(color, width=style.stroke_width, opacity=min(1.0, 3 * opacity))
+    return polygon
+
+
+def lift(mobject: Mobject, view: View) -> Mobject:
+    """Move a mobject laid out in 2D screen coordinates into the scene, facing the static camera.
+
+    A point ``s`` of the screen is drawn where the scene point ``R.T @ s`` is, ``R``
+    being the camera rotation (the projection is orthographic up to a far focal distance).
+    """
+    return mobject.apply_matrix(view.rotation.T, about_point=np.zeros(3))
+
+
+def screen_xy(view: View, scene_point: np.ndarray) -> np.ndarray:
+    """Screen coordinates (3-vector, z = 0) where a scene point is drawn."""
+    xy = view.rotation @ np.asarray(scene_point, dtype=float)
+    return np.array([xy[0], xy[1], 0.0])
+
+
+def billboard(mobject: Mobject, view: View, position: np.ndarray, direction: np.ndarray | None = None, buff: float = 0.0) -> Mobject:
+    """Place a flat mobject facing the camera, centred on a scene point or beside it.
+
+    Parameters
+    ----------
+    direction
+        Screen direction (2D or 3D with z = 0) to put the mobject on, ``buff`` away
+        from the point; ``None`` centres it on the point.
+    """
+    anchor = screen_xy(view, position)
+    if direction is None:
+        mobject.move_to(anchor)
+    else:
+        mobject.next_to(anchor, np.array([direction[0], direction[1], 0.0]), buff=buff)
+    return lift(mobject, view)
+
+
+def tex_billboard(tex: str, view: View, position: np.ndarray, style: Style, font_size: float = 22) -> MathTex:
+    """A LaTeX label facing the camera at a scene point."""
+    label = MathTex(tex, color=style.ink_color, font_size=font_size)
+    return billboard(label, view, position)
+
+
+def text_billboard(text: str, view: View, position: np.ndarray, style: Style, font_size: float = 18) -> Text:
+    """A plain-text label facing the camera at a scene point."""
+    label = Text(text, color=style.ink_color, font_size=font_size)
+    return billboard(label, view, position)
+
+
+def flop_prism(box: Box, view: View, style: Style) -> Prism:
+    """A FLOP block, invisible until lit; its faces coincide with its operands' faces."""
+    prism = Prism(dimensions=box.size * view.scale)
+    prism.move_to(view.to_scene(box.center))
+    prism.set_fill(style.flop_color, opacity=0.0).set_stroke(style.flop_color, width=1.0, opacity=0.0)
+    return prism
+
+
+def group(mobjects: list[Mobject]) -> VGroup:
+    """A VGroup of the given mobjects (empty allowed)."""
+    return VGroup(*mobjects)
