@@ -1,4 +1,4 @@
-"""Command-line interface: a click group over the library (schedule, verify); errors are one line."""
+"""Command-line interface: a click group over the library (schedule, verify, costs); errors are one line."""
 
 from __future__ import annotations
 
@@ -10,13 +10,24 @@ from typing import Any, Callable
 
 import click
 
+from parallelviz.checker import ScheduleError
 from parallelviz.config import ConfigError, ModelConfig, ParallelConfig, RunConfig
+from parallelviz.costs import ByteSizes, compute_costs
 from parallelviz.schedule import Schedule
 from parallelviz.schedules import build_schedule
 
 __all__ = ["cli", "main", "config_options", "schedule_data"]
 
 _MODEL, _PARALLEL = ModelConfig(), ParallelConfig()
+
+
+class _IntAtLeast(click.IntRange):
+    """An integer with a lower bound, reported as "not a valid integer" (not "integer range") when unparsable."""
+
+    name = "integer"
+
+    def __init__(self, minimum: int) -> None:
+        super().__init__(min=minimum)
 
 
 class _OneLineErrors(click.Group):
@@ -56,7 +67,7 @@ class _OneLineErrors(click.Group):
 
 @click.group(cls=_OneLineErrors, context_settings={"help_option_names": ["-h", "--help"]})
 def cli() -> None:
-    """Schedules of parallel neural-network training: print, verify, animate."""
+    """Schedules of parallel neural-network training: print, verify, cost, animate."""
 
 
 _CONFIG_OPTIONS = [
@@ -147,11 +158,10 @@ def _finite(value: float) -> float | None:
 
 @cli.command("verify")
 @config_options
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the random data.")
+@click.option("--seed", type=_IntAtLeast(0), default=0, show_default=True, help="Seed of the random data.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON (infinite errors as null).")
 def verify_command(config: RunConfig, seed: int, as_json: bool) -> int:
     """Run the schedule on numpy shards and compare with one unsharded pass (exit 1 on mismatch)."""
-    from parallelviz.checker import ScheduleError
     from parallelviz.executor import verify
 
     try:
@@ -181,6 +191,53 @@ def verify_command(config: RunConfig, seed: int, as_json: bool) -> int:
         click.echo(f"replica error   {result.replica_error:.3g}")
         click.echo(f"{verdict}: max abs error {result.max_abs_error:.3g} (tolerance {result.tolerance:g})")
     return 0 if result.ok else 1
+
+
+_BYTE_OPTIONS = {
+    "param": "Bytes per parameter element.",
+    "grad": "Bytes per weight-gradient element.",
+    "optimizer": "Bytes of optimizer state per parameter.",
+    "activation": "Bytes per activation element.",
+}
+
+
+def _byte_size_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--param-bytes`` ... ``--activation-bytes`` (positive integers, defaults of ``ByteSizes``)."""
+    defaults = ByteSizes()
+    for name, text in reversed(_BYTE_OPTIONS.items()):
+        option = click.option(
+            f"--{name}-bytes",
+            f"{name}_bytes",
+            type=_IntAtLeast(1),
+            default=getattr(defaults, name),
+            show_default=True,
+            help=text,
+        )
+        func = option(func)
+    return func
+
+
+@cli.command("costs")
+@config_options
+@_byte_size_options
+@click.option("--json", "as_json", is_flag=True, help="Print the costs as JSON instead of a table.")
+def costs_command(
+    config: RunConfig,
+    param_bytes: int,
+    grad_bytes: int,
+    optimizer_bytes: int,
+    activation_bytes: int,
+    as_json: bool,
+) -> int:
+    """Print the FLOPs, bytes sent and peak memory of every GPU (exit 1 on an invalid schedule)."""
+    sizes = ByteSizes(param_bytes, grad_bytes, optimizer_bytes, activation_bytes)
+    try:
+        costs = compute_costs(build_schedule(config), sizes)
+    except ScheduleError as error:
+        click.echo(f"Error: invalid schedule: {error}", err=True)
+        return 1
+    click.echo(json.dumps(costs.to_json(), indent=2) if as_json else costs.format_table())
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:

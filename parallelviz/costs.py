@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from typing import Iterable
 
-from parallelviz.config import ConfigError
+from parallelviz.checker import Liveness
+from parallelviz.config import _require_positive_ints
 from parallelviz.schedule import Op, OpKind, Schedule, TensorRef
 from parallelviz.shapes import local_elements, local_shape
 
@@ -63,10 +64,7 @@ class ByteSizes:
     activation: int = 2
 
     def __post_init__(self) -> None:
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f.name, "a positive integer", value)
+        _require_positive_ints(self)
 
     def of(self, tensor: TensorRef) -> int:
         """Bytes per element of ``tensor``: parameter, gradient or activation bytes.
@@ -327,9 +325,6 @@ _COMM_FIELD = {
     OpKind.RECV: "send_recv",
 }
 
-_WRITES = frozenset({OpKind.LOAD, OpKind.FORWARD, OpKind.LOSS, OpKind.BACKWARD_INPUT, OpKind.BACKWARD_WEIGHT})
-"""Op kinds that make their tensor resident on their GPU (RECV is handled with them)."""
-
 
 def _matmul_operands(op: Op) -> tuple[tuple[TensorRef, bool], tuple[TensorRef, bool]] | None:
     """The two matmul operands of ``op`` as ``(tensor, transposed)``, or None if it is not a matmul."""
@@ -423,19 +418,6 @@ def comm_bytes_sent(schedule: Schedule, op: Op, sizes: ByteSizes = ByteSizes()) 
 # Residency
 
 
-def _initial_resident(schedule: Schedule) -> frozenset[TensorRef]:
-    """Tensors every GPU holds before the first step: its shard of ``W1[l]`` and ``W2[l]`` for every block."""
-    return frozenset(TensorRef(name, layer) for layer in range(schedule.config.model.layers) for name in ("W1", "W2"))
-
-
-def _apply(live: set[TensorRef], op: Op) -> None:
-    """Update a GPU's resident set for one op: writes and receives add, frees remove, collectives keep."""
-    if op.kind in _WRITES or op.kind == OpKind.RECV:
-        live.add(op.tensor)
-    elif op.kind == OpKind.FREE:
-        live.discard(op.tensor)
-
-
 def _memory(schedule: Schedule, live: Iterable[TensorRef], gpu: int, sizes: ByteSizes) -> MemoryBreakdown:
     params = grads = activations = 0
     for tensor in live:
@@ -473,6 +455,13 @@ def compute_costs(schedule: Schedule, sizes: ByteSizes = ByteSizes()) -> Costs:
     Costs
         Per-GPU totals, running counters and memory after every step, peaks and per-op costs.
 
+    Raises
+    ------
+    ScheduleError
+        At the first op that cannot run: residency comes from :class:`parallelviz.checker.Liveness`,
+        the simulation the checker runs (the end-of-schedule rules of :func:`~parallelviz.checker.check`
+        are not applied).
+
     Examples
     --------
     >>> from parallelviz.config import ModelConfig, ParallelConfig, RunConfig
@@ -484,22 +473,21 @@ def compute_costs(schedule: Schedule, sizes: ByteSizes = ByteSizes()) -> Costs:
     (14, MemoryBreakdown(params=3072, grads=0, optimizer=18432, activations=11264))
     """
     world = schedule.world_size
-    live = [set(_initial_resident(schedule)) for _ in range(world)]
-    initial = tuple(_memory(schedule, live[g], g, sizes) for g in range(world))
+    liveness = Liveness(schedule)  # resident tensors: the checker's simulation, weights resident at the start
+    initial = tuple(_memory(schedule, live, g, sizes) for g, live in enumerate(liveness.live))
     flops, comm = [0] * world, [CommBytes() for _ in range(world)]
     memory_tl: list[list[MemoryBreakdown]] = [[] for _ in range(world)]
     flops_tl: list[list[int]] = [[] for _ in range(world)]
     comm_tl: list[list[int]] = [[] for _ in range(world)]
     op_costs: list[OpCost] = []
 
-    for index, step in enumerate(schedule.steps):
-        for op in step.ops:
+    for index, live in liveness:
+        for op in schedule.steps[index].ops:
             cost = OpCost(index, op, matmul_flops(schedule, op), comm_bytes_sent(schedule, op, sizes))
             op_costs.append(cost)
             flops[op.gpu] += cost.flops
             if op.kind in _COMM_FIELD:
                 comm[op.gpu] += CommBytes(**{_COMM_FIELD[op.kind]: cost.comm_bytes})
-            _apply(live[op.gpu], op)
         for g in range(world):
             memory_tl[g].append(_memory(schedule, live[g], g, sizes))
             flops_tl[g].append(flops[g])

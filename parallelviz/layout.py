@@ -202,7 +202,7 @@ class Layout:
         gpu = self.gpus[0]
         x0 = gpu.faces[("x", 0)]
         h0 = gpu.faces[("h", 0)]
-        margin = 0.15 * m.d_model
+        margin = 0.5 * m.d_model
         start = np.array([x0.lo[HIDDEN_AXIS] - margin, x0.lo[BATCH_AXIS] - margin, x0.hi[MODEL_AXIS]])
         arrows = {}
         end = start.copy()

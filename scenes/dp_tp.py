@@ -30,3 +30,11 @@ class DataTensorParallel(ParallelismScene):
     title = "Data x tensor parallelism"
     model = SEED_MODEL
     parallel = ParallelConfig(dp=2, tp=2)
+
+
+class DataParallelOverlap(ParallelismScene):
+    """Data parallelism with each weight gradient all-reduced as soon as it is ready (PyTorch DDP)."""
+
+    title = "Data parallelism, overlapped all-reduce"
+    model = SEED_MODEL
+    parallel = ParallelConfig(dp=2, tp=1, grad_sync="overlap")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import re
 from dataclasses import replace
 from typing import Callable
 
@@ -11,40 +10,9 @@ import pytest
 
 from parallelviz import ModelConfig, Op, OpKind, ParallelConfig, RunConfig, Schedule, Step, TensorRef, build_schedule
 from parallelviz.checker import Liveness, ScheduleError, check, live_tensors, step_events
+from tests.schedule_text import build, config_of, make, op
 
 # Helpers -------------------------------------------------------------------------------------
-
-_OP_RE = re.compile(r"^(?P<kind>\S+) (?P<tensor>[^~{]+)(?P<partial>~?)(?:\{(?P<group>[\d,]*)\})?$")
-
-
-def op(gpu: int, text: str, reads: str = "", reduce: str = "") -> Op:
-    """An op from its string form (``"AR x[1]{0,1}"``, ``"F x[1]~"``) plus reads.
-
-    Collectives other than RECV read their own tensor; AR and RS reduce by sum unless told.
-    """
-    match = _OP_RE.match(text)
-    assert match, text
-    kind, tensor = OpKind(match["kind"]), TensorRef.from_str(match["tensor"])
-    group = tuple(int(g) for g in match["group"].split(",")) if match["group"] else ()
-    read_refs = tuple(TensorRef.from_str(r) for r in reads.split())
-    if kind in (OpKind.ALL_REDUCE, OpKind.ALL_GATHER, OpKind.REDUCE_SCATTER, OpKind.SEND) and not reads:
-        read_refs = (tensor,)
-    if kind in (OpKind.ALL_REDUCE, OpKind.REDUCE_SCATTER) and not reduce:
-        reduce = "sum"
-    return Op(gpu, kind, tensor, read_refs, group, reduce, bool(match["partial"]))
-
-
-def make(config: RunConfig, steps: list[list[Op]]) -> Schedule:
-    return Schedule(config, tuple(Step(tuple(ops)) for ops in steps), name="test")
-
-
-def config_of(dp: int = 1, tp: int = 1, layers: int = 1, grad_sync: str = "end") -> RunConfig:
-    return RunConfig(ModelConfig(layers=layers), ParallelConfig(dp=dp, tp=tp, grad_sync=grad_sync))
-
-
-def build(dp: int = 1, tp: int = 1, layers: int = 1, grad_sync: str = "end") -> Schedule:
-    return build_schedule(config_of(dp, tp, layers, grad_sync))
-
 
 def with_step(schedule: Schedule, index: int, ops: list[Op]) -> Schedule:
     steps = list(schedule.steps)

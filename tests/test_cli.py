@@ -14,6 +14,7 @@ from click.testing import CliRunner, Result
 import parallelviz.cli
 from parallelviz import ModelConfig, OpKind, ParallelConfig, RunConfig, Step, TensorRef, build_schedule
 from parallelviz.cli import cli, main
+from parallelviz.costs import ByteSizes, compute_costs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -120,10 +121,98 @@ def test_verify_exits_1_on_invalid_schedule(monkeypatch: pytest.MonkeyPatch) -> 
     assert "<-- ERROR HERE" in result.stderr
 
 
+# costs ---------------------------------------------------------------------------------------
+
+
+def test_costs_prints_the_table() -> None:
+    result = run("costs")
+    assert result.exit_code == 0 and result.stderr == ""
+    assert result.stdout == compute_costs(build_schedule(RunConfig())).format_table() + "\n"
+    args = ["--dp", "2", "--tp", "2", "--layers", "3", "--param-bytes", "4", "--activation-bytes", "1"]
+    result = run("costs", *args)
+    config = RunConfig(ModelConfig(layers=3), ParallelConfig(dp=2, tp=2))
+    assert result.exit_code == 0
+    costs = compute_costs(build_schedule(config), ByteSizes(param=4, activation=1))
+    assert result.stdout == costs.format_table() + "\n"
+
+
+def test_costs_json_keys_types_and_closed_forms() -> None:
+    result = run("costs", "--json")
+    assert result.exit_code == 0 and result.stderr == ""
+    data = json.loads(result.stdout)
+    assert {"params", "per_gpu", "totals"} <= set(data)
+    assert isinstance(data["params"], int) and data["params"] == 1536  # 2 * d_model * d_hidden * layers
+    assert data["byte_sizes"] == {"param": 2, "grad": 2, "optimizer": 12, "activation": 2}
+    assert {"flops", "comm_bytes"} <= set(data["totals"])
+    assert all(isinstance(data["totals"][key], int) for key in ("flops", "comm_bytes"))
+    assert data["totals"]["flops"] == 6 * 1536 * 64  # 6 * params * tokens
+    assert [g["gpu"] for g in data["per_gpu"]] == [0, 1]
+    for g in data["per_gpu"]:
+        assert {"gpu", "flops", "comm_bytes", "peak_memory_bytes", "peak_memory"} <= set(g)
+        assert set(g["comm_bytes"]) == {"all_reduce", "all_gather", "reduce_scatter", "send_recv"}
+        assert set(g["peak_memory"]) == {"params", "grads", "optimizer", "activations"}
+        numbers = [g["gpu"], g["flops"], g["peak_memory_bytes"], *g["comm_bytes"].values(), *g["peak_memory"].values()]
+        assert all(type(value) is int for value in numbers)
+        # dp=2, tp=1: each GPU all-reduces its whole gradient (1536 elements * 2 B), ring: 2(n-1)/n of it.
+        assert g["comm_bytes"]["all_reduce"] == 2 * (2 - 1) * 1536 * 2 // 2 == 3072
+        assert g["comm_bytes"]["all_gather"] == g["comm_bytes"]["reduce_scatter"] == g["comm_bytes"]["send_recv"] == 0
+        assert g["flops"] == 6 * 1536 * 64 // 2
+        assert g["peak_memory_bytes"] == sum(g["peak_memory"].values())
+    assert data["totals"]["comm_bytes"] == 2 * 3072
+
+
+def test_costs_json_is_costs_to_json_with_the_byte_sizes() -> None:
+    args = ["--tp", "2", "--param-bytes", "4", "--grad-bytes", "4", "--optimizer-bytes", "8", "--activation-bytes", "4"]
+    result = run("costs", "--json", *args)
+    assert result.exit_code == 0
+    sizes = ByteSizes(param=4, grad=4, optimizer=8, activation=4)
+    expected = compute_costs(build_schedule(RunConfig(parallel=ParallelConfig(dp=2, tp=2))), sizes).to_json()
+    assert json.loads(result.stdout) == expected
+    assert expected["byte_sizes"] == {"param": 4, "grad": 4, "optimizer": 8, "activation": 4}
+
+
+def test_costs_exits_1_on_invalid_schedule(monkeypatch: pytest.MonkeyPatch) -> None:
+    def free_twice(config: RunConfig):  # noqa: ANN202
+        schedule = build_schedule(config)
+        return replace(schedule, steps=schedule.steps + (schedule.steps[-2],))
+
+    monkeypatch.setattr(parallelviz.cli, "build_schedule", free_twice)
+    result = run("costs", "--json")
+    assert result.exit_code == 1 and result.stdout == ""
+    first_line = "Error: invalid schedule: GPU 0: X x[0] frees x[0], which is not live on GPU 0"
+    assert result.stderr.splitlines()[0] == first_line and "<-- ERROR HERE" in result.stderr
+
+
+@pytest.mark.parametrize("option", ["--param-bytes", "--grad-bytes", "--optimizer-bytes", "--activation-bytes"])
+@pytest.mark.parametrize(
+    "value, problem",
+    [
+        ("0", "0 is not in the range x>=1."),
+        ("-4", "-4 is not in the range x>=1."),
+        ("1.5", "'1.5' is not a valid integer."),
+    ],
+)
+def test_invalid_byte_sizes_print_one_line_naming_the_option(option: str, value: str, problem: str) -> None:
+    result = run("costs", option, value)
+    assert result.exit_code == 2 and result.stdout == ""
+    assert result.stderr == f"Error: Invalid value for '{option}': {problem}\n"
+
+
+def test_costs_help_shows_byte_size_defaults() -> None:
+    result = run("costs", "--help")
+    assert result.exit_code == 0
+    text = " ".join(result.stdout.split())
+    defaults = {"--param-bytes": 2, "--grad-bytes": 2, "--optimizer-bytes": 12, "--activation-bytes": 2}
+    for option, default in defaults.items():
+        entry = text.split(f" {option} INTEGER ", 1)[1].split(" --", 1)[0]
+        assert entry.endswith(f"[default: {default}; x>=1]"), entry
+    assert "--dp INTEGER" in text and "--json" in text
+
+
 # Errors: one line, exit 2 --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("command", ["schedule", "verify"])
+@pytest.mark.parametrize("command", ["schedule", "verify", "costs"])
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -161,7 +250,7 @@ def test_near_miss_option_stays_on_one_line() -> None:
 
 def test_no_command_prints_help() -> None:
     result = run()
-    assert result.exit_code == 0 and "schedule" in result.stdout and "verify" in result.stdout
+    assert result.exit_code == 0 and all(name in result.stdout for name in ("schedule", "verify", "costs"))
 
 
 def test_help_shows_defaults() -> None:

@@ -8,10 +8,12 @@ from fractions import Fraction
 
 import pytest
 
+from parallelviz.checker import ScheduleError
 from parallelviz.config import ConfigError, ModelConfig, ParallelConfig, RunConfig
 from parallelviz.costs import ByteSizes, MemoryBreakdown, compute_costs, format_bytes, format_flops
-from parallelviz.schedule import Op, OpKind, Schedule, Step, TensorRef
+from parallelviz.schedule import OpKind
 from parallelviz.schedules import build_schedule
+from tests.schedule_text import make, op
 
 SEED = ModelConfig(d_model=8, d_hidden=16, batch=64, layers=6)
 
@@ -127,23 +129,17 @@ def test_no_communication_on_one_gpu():
     assert costs.comm_timeline[0] == (0,) * costs.steps
 
 
-def _manual_schedule(config: RunConfig, *steps: tuple[Op, ...]) -> Schedule:
-    return Schedule(config, tuple(Step(ops) for ops in steps), name="manual")
-
-
 def test_all_gather_reduce_scatter_send_recv():
     config = RunConfig(ModelConfig(d_model=8, d_hidden=16, batch=64, layers=1), ParallelConfig(dp=1, tp=4))
-    w1, dw1, x1 = TensorRef("W1", 0), TensorRef("W1", 0, grad=True), TensorRef("x", 1)
     group = (0, 1, 2, 3)
-    schedule = _manual_schedule(
+    schedule = make(
         config,
-        tuple(Op(g, OpKind.ALL_GATHER, w1, reads=(w1,), group=group) for g in group),
-        tuple(Op(g, OpKind.REDUCE_SCATTER, dw1, reads=(dw1,), group=group, reduce="sum") for g in group),
-        (
-            Op(0, OpKind.LOAD, x1),
-            Op(0, OpKind.SEND, x1, reads=(x1,), group=(0, 1)),
-            Op(1, OpKind.RECV, x1, group=(0, 1)),
-        ),
+        [
+            # dW1 is loaded so that the reduce-scatter moves a live tensor (compute_costs walks as the checker does).
+            [op(g, "L dW1[0]") for g in group] + [op(g, "AG W1[0]{0,1,2,3}") for g in group],
+            [op(g, "RS dW1[0]{0,1,2,3}") for g in group],
+            [op(0, "L x[1]"), op(0, "SEND x[1]{0,1}"), op(1, "RECV x[1]{0,1}")],
+        ],
     )
     costs = compute_costs(schedule)
     # All-gather of W1: the whole W1 across the group is 8*16 params * 2 B = 256 B; each sends 3/4 of it.
@@ -203,12 +199,17 @@ def test_static_memory_and_final_state(model, dp, tp, grad_sync):
         assert g.peak_memory_bytes == max(m.total for m in g.memory_timeline)
 
 
+def test_schedule_that_cannot_run_is_rejected_like_the_checker_does():
+    config = RunConfig(ModelConfig(layers=1), ParallelConfig(dp=1))
+    with pytest.raises(ScheduleError, match=r"^GPU 0: X x\[0\] frees x\[0\], which is not live on GPU 0\n"):
+        compute_costs(make(config, [[op(0, "X x[0]")]]))
+
+
 def test_peak_step_is_the_first_step_reaching_the_max():
     config = RunConfig(ModelConfig(layers=1), ParallelConfig(dp=2))
-    x0 = TensorRef("x", 0)
-    load = tuple(Op(g, OpKind.LOAD, x0) for g in (0, 1))
-    reduce = tuple(Op(g, OpKind.ALL_REDUCE, x0, reads=(x0,), group=(0, 1), reduce="sum") for g in (0, 1))
-    costs = compute_costs(_manual_schedule(config, load, reduce, reduce))
+    load = [op(g, "L x[0]") for g in (0, 1)]
+    reduce = [op(g, "AR x[0]{0,1}") for g in (0, 1)]
+    costs = compute_costs(make(config, [load, reduce, reduce]))
     assert costs.peak_step == (0, 0)
     assert len({m.total for m in costs.memory_timeline[0]}) == 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from typing import Callable
 
@@ -12,39 +11,12 @@ import pytest
 from parallelviz import ModelConfig, Op, OpKind, ParallelConfig, RunConfig, Schedule, Step, TensorRef, build_schedule
 from parallelviz.checker import ScheduleError, check
 from parallelviz.executor import TOLERANCE, ExecutionError, execute, make_inputs, reference, verify
+from tests.schedule_text import build, config_of, make, op
 
 # Helpers -------------------------------------------------------------------------------------
 
-_OP_RE = re.compile(r"^(?P<kind>\S+) (?P<tensor>[^~{]+)(?P<partial>~?)(?:\{(?P<group>[\d,]*)\})?$")
-
-
-def op(gpu: int, text: str, reads: str = "", reduce: str = "sum") -> Op:
-    """An op from its string form (``"AR x[1]{0,1}"``); collectives other than RECV read their tensor."""
-    match = _OP_RE.match(text)
-    assert match, text
-    kind, tensor = OpKind(match["kind"]), TensorRef.from_str(match["tensor"])
-    group = tuple(int(g) for g in match["group"].split(",")) if match["group"] else ()
-    read_refs = tuple(TensorRef.from_str(r) for r in reads.split())
-    if kind in (OpKind.ALL_REDUCE, OpKind.ALL_GATHER, OpKind.REDUCE_SCATTER, OpKind.SEND) and not reads:
-        read_refs = (tensor,)
-    reduce = reduce if kind in (OpKind.ALL_REDUCE, OpKind.REDUCE_SCATTER) else ""
-    return Op(gpu, kind, tensor, read_refs, group, reduce, bool(match["partial"]))
-
-
 def on_all(gpus: int, text: str, **kwargs: str) -> list[Op]:
     return [op(g, text, **kwargs) for g in range(gpus)]
-
-
-def make(config: RunConfig, steps: list[list[Op]]) -> Schedule:
-    return Schedule(config, tuple(Step(tuple(ops)) for ops in steps), name="test")
-
-
-def config_of(dp: int = 1, tp: int = 1, layers: int = 1, grad_sync: str = "end", **model: int) -> RunConfig:
-    return RunConfig(ModelConfig(layers=layers, **model), ParallelConfig(dp=dp, tp=tp, grad_sync=grad_sync))
-
-
-def build(dp: int = 1, tp: int = 1, layers: int = 1, grad_sync: str = "end", **model: int) -> Schedule:
-    return build_schedule(config_of(dp, tp, layers, grad_sync, **model))
 
 
 def mutate(schedule: Schedule, change: Callable[[int, Op], Op | None]) -> Schedule:

@@ -15,7 +15,7 @@ from manim import (
 )
 
 from parallelviz.layout import Face, Layout
-from parallelviz.render.mobjects import ROLE_COLORS, billboard, face_polygon
+from parallelviz.render.mobjects import ROLE_COLORS, billboard, face_polygon, fit_to_face
 from parallelviz.schedule import TensorRef
 from parallelviz.style import Style, tex_label
 from parallelviz.visual import PARTIAL_SLOT, FaceState, Slot
@@ -66,6 +66,7 @@ class TensorBoard:
         tex = tex_label(tensor.value)
         parts = (r"\nabla", tex) if tensor.grad else (tex,)
         label = MathTex(*parts, color=self.style.ink_color, font_size=self.style.label_font_size)
+        fit_to_face(label, self.face(slot), self.view)
         return billboard(label, self.view, self.view.to_scene(self.face(slot).center))
 
     def transition(self, target: dict[Slot, FaceState]) -> list[Animation]:

@@ -9,7 +9,7 @@ from parallelviz.layout import Box, Face
 from parallelviz.style import Style
 from parallelviz.view import View
 
-__all__ = ["face_polygon", "lift", "screen_xy", "billboard", "tex_billboard", "flop_prism", "ROLE_COLORS"]
+__all__ = ["face_polygon", "fit_to_face", "lift", "screen_xy", "billboard", "tex_billboard", "flop_prism", "ROLE_COLORS"]
 
 
 def ROLE_COLORS(style: Style) -> dict[str, str]:  # noqa: N802 - reads as a table
@@ -28,6 +28,23 @@ def face_polygon(face: Face, view: View, color: str, style: Style, opacity: floa
     polygon = Polygon(*view.to_scene(face.corners), color=color)
     polygon.set_fill(color, opacity=opacity).set_stroke(color, width=style.stroke_width, opacity=min(1.0, 3 * opacity))
     return polygon
+
+
+def fit_to_face(label: Mobject, face: Face, view: View, fraction: float = 0.8) -> Mobject:
+    """Shrink a flat (not yet lifted) label until it fits inside the face's on-screen outline."""
+    corners = view.to_screen(face.corners)
+    # The face projects to a parallelogram; its inscribed axis-aligned room is roughly the
+    # smaller of the two diagonal extents, reduced by the slant of its edges.
+    width = np.ptp(corners[:, 0])
+    height = np.ptp(corners[:, 1])
+    edges = np.diff(np.vstack([corners, corners[:1]]), axis=0)
+    slant_x = min(abs(e[0]) for e in edges if np.linalg.norm(e) > 1e-9)
+    slant_y = min(abs(e[1]) for e in edges if np.linalg.norm(e) > 1e-9)
+    room_w, room_h = width - slant_x, height - slant_y
+    factor = min(1.0, fraction * room_w / label.width, fraction * room_h / label.height)
+    if factor < 1.0:
+        label.scale(factor)
+    return label
 
 
 def lift(mobject: Mobject, view: View) -> Mobject:

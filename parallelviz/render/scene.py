@@ -46,7 +46,7 @@ TOP_BAND = 1.25
 BOTTOM_BAND = 0.75
 """Screen height kept for the step's formula."""
 MARGIN = 0.3
-PANEL_WIDTH = 4.0
+PANEL_WIDTH = 2.6
 """Screen width kept at the right for the legend and the cost display."""
 
 
@@ -173,15 +173,18 @@ class ParallelismMixin:
             "batch": rf"\text{{batch}}{'/' + str(p.dp) if p.dp > 1 else ''}={self.run_config.local_batch}",
         }
         mobjects: list[Mobject] = []
-        center = screen_xy(self.view, self.view.to_scene(self.layout.gpus[0].faces[("h", 0)].center))
-        for name, (start, end) in self.layout.axis_arrows().items():
+        arrows = self.layout.axis_arrows()
+        origin = screen_xy(self.view, self.view.to_scene(next(iter(arrows.values()))[0]))
+        ends = [screen_xy(self.view, self.view.to_scene(end)) for _, end in arrows.values()]
+        centroid = (origin + sum(ends)) / 4
+        for name, (start, end) in arrows.items():
             a, b = self.view.to_scene(start), self.view.to_scene(end)
             line = Line(a, b, color=self.style.ink_color, stroke_width=2.5)
             label = MathTex(texts[name], color=self.style.ink_color, font_size=20)
             mid = (screen_xy(self.view, a) + screen_xy(self.view, b)) / 2
             along = screen_xy(self.view, b) - screen_xy(self.view, a)
             normal = np.array([-along[1], along[0], 0.0])
-            if np.dot(normal, mid - center) < 0:
+            if np.dot(normal, mid - centroid) < 0:
                 normal = -normal
             direction = normal / np.linalg.norm(normal)
             # snap to the closest of the eight compass directions so next_to aligns cleanly
@@ -195,9 +198,16 @@ class ParallelismMixin:
         labels = []
         for gpu in self.layout.gpus:
             face = gpu.faces[("W1", 0)]
-            anchor = np.array([face.center[0], face.lo[1], face.hi[2]])
-            text = Text(f"GPU {gpu.gpu}", font_size=17, color=self.style.ink_color, weight="BOLD")
-            labels.append(billboard(text, self.view, self.view.to_scene(anchor), UP, buff=0.12))
+            anchor = self.view.to_scene(np.array([face.center[0], face.lo[1], face.hi[2]]))
+            _, shard = self.run_config.coords(gpu.gpu)
+            rise = 0.1 + 0.3 * shard  # stagger side-by-side tensor-parallel shards
+            text = Text(f"GPU {gpu.gpu}", font_size=16, color=self.style.ink_color, weight="BOLD")
+            label = billboard(text, self.view, anchor, UP, buff=rise)
+            if shard:
+                bottom = self.view.rotation.T @ (screen_xy(self.view, anchor) + np.array([0, rise - 0.02, 0]))
+                label = VGroup(label, Line(anchor, bottom, color=self.style.ink_color, stroke_width=1))
+            labels.append(label)
+        self.gpu_label_mobjects = labels
         return labels
 
     # ------------------------------------------------------------- steps
@@ -253,7 +263,7 @@ class ParallelismMixin:
         self.add(*self.chrome())
         weights = self.board.show(initial_faces(self.schedule))
         self.next_section("intro")
-        self.play(FadeIn(VGroup(*weights), lag_ratio=0.02), run_time=1.5)
+        self.play(AnimationGroup(*(FadeIn(m) for m in weights), lag_ratio=0.01), run_time=1.5)
         caption: Mobject | None = None
         formula: Mobject | None = None
         views = list(visual_steps(self.schedule))
