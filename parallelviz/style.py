@@ -36,6 +36,7 @@ class Style:
     flop_color: str = "#F59F00"
     partial_color: str = "#AE3EC9"
     comm_color: str = "#1098AD"
+    optimizer_color: str = "#868E96"
     face_opacity: float = 0.3
     stroke_width: float = 1.5
     flop_opacity: float = 0.18

@@ -51,7 +51,7 @@ def test_no_activation_left_visible(scene):
 def test_sections_follow_the_phases(scene):
     names = [section.name for section in scene.renderer.file_writer.sections]
     expected = ["intro", "forward", "backward"]
-    if scene.run_config.parallel.dp > 1:
+    if scene.run_config.parallel.dp > 1 and scene.run_config.parallel.grad_sync == "end":
         expected.append("gradient sync")
     assert [n for n in names if n != "autocreated"] == expected + ["end"]
 
@@ -86,9 +86,32 @@ def test_everything_drawn_inside_the_frame(scene):
 
 def test_gpu_labels_do_not_overlap(scene):
     boxes = []
-    for label in scene.gpu_label_mobjects:
+    for label in scene.gpu_label_texts:
         xy = np.array([screen_xy(scene.view, p)[:2] for p in label.get_all_points()])
         boxes.append((xy.min(axis=0), xy.max(axis=0)))
     for i, (lo1, hi1) in enumerate(boxes):
         for lo2, hi2 in boxes[i + 1 :]:
             assert np.any(np.minimum(hi1, hi2) - np.maximum(lo1, lo2) <= 0)
+
+
+def test_cost_panel_ends_with_the_cost_model_numbers(scene):
+    """The on-screen counters after the last step equal `parallelviz costs --json` for the scene's config."""
+    from click.testing import CliRunner
+
+    import json
+
+    from parallelviz.cli import cli
+
+    m, p = scene.run_config.model, scene.run_config.parallel
+    args = ["costs", "--json", "--dp", p.dp, "--tp", p.tp, "--layers", m.layers, "--d-model", m.d_model]
+    args += ["--d-hidden", m.d_hidden, "--batch", m.batch, "--grad-sync", p.grad_sync]
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    for row in report["per_gpu"]:
+        memory, flops, sent = scene.panel.values[row["gpu"]]
+        assert flops == row["flops"]
+        assert sent == sum(row["comm_bytes"].values())
+        assert scene.panel.texts[row["gpu"]] in scene.mobjects
+    # the bars were drawn at the peak: the largest memory shown over the video is the reported peak
+    assert scene.panel.max_bytes == max(row["peak_memory_bytes"] for row in report["per_gpu"])

@@ -31,7 +31,9 @@ from manim import (
 
 from parallelviz.config import ModelConfig, ParallelConfig, RunConfig
 from parallelviz.layout import Layout, build_layout
+from parallelviz.costs import compute_costs
 from parallelviz.render.board import TensorBoard
+from parallelviz.render.panel import CostPanel
 from parallelviz.render.mobjects import ROLE_COLORS, billboard, flop_prism, lift, screen_xy
 from parallelviz.schedule import OpKind, Schedule, TensorRef
 from parallelviz.schedules import build_schedule
@@ -46,7 +48,7 @@ TOP_BAND = 1.25
 BOTTOM_BAND = 0.75
 """Screen height kept for the step's formula."""
 MARGIN = 0.3
-PANEL_WIDTH = 2.6
+PANEL_WIDTH = 3.1
 """Screen width kept at the right for the legend and the cost display."""
 
 
@@ -116,6 +118,14 @@ class ParallelismMixin:
             for gpu in self.layout.gpus
             for weight, box in gpu.boxes.items()
         }
+        self.costs = compute_costs(self.schedule)
+        self.panel = CostPanel(
+            self.costs,
+            self.style,
+            top_left=np.array([FRAME_WIDTH / 2 - PANEL_WIDTH + MARGIN, FRAME_HEIGHT / 2 - TOP_BAND, 0.0]),
+            width=PANEL_WIDTH - 2 * MARGIN,
+            place=self.on_screen,
+        )
         self.step_plays = 0
         self.camera.background_color = self.style.background_color
         self.set_camera_orientation(phi=self.phi * DEGREES, theta=self.theta * DEGREES, focal_distance=2000)
@@ -147,7 +157,14 @@ class ParallelismMixin:
             color=ink,
         )
         config_line.next_to(title, DOWN, aligned_edge=LEFT, buff=0.15)
-        return [self.on_screen(title), self.on_screen(config_line), self.legend(), *self.axes(), *self.gpu_labels()]
+        return [
+            self.on_screen(title),
+            self.on_screen(config_line),
+            self.legend(),
+            *self.axes(),
+            *self.gpu_labels(),
+            *self.panel.initial(),
+        ]
 
     def legend(self) -> VGroup:
         """Colour key at the bottom right."""
@@ -196,6 +213,7 @@ class ParallelismMixin:
     def gpu_labels(self) -> list[Mobject]:
         """``GPU r`` above the first block of each GPU."""
         labels = []
+        self.gpu_label_texts = []
         for gpu in self.layout.gpus:
             face = gpu.faces[("W1", 0)]
             anchor = self.view.to_scene(np.array([face.center[0], face.lo[1], face.hi[2]]))
@@ -203,11 +221,11 @@ class ParallelismMixin:
             rise = 0.1 + 0.3 * shard  # stagger side-by-side tensor-parallel shards
             text = Text(f"GPU {gpu.gpu}", font_size=16, color=self.style.ink_color, weight="BOLD")
             label = billboard(text, self.view, anchor, UP, buff=rise)
+            self.gpu_label_texts.append(label)
             if shard:
                 bottom = self.view.rotation.T @ (screen_xy(self.view, anchor) + np.array([0, rise - 0.02, 0]))
                 label = VGroup(label, Line(anchor, bottom, color=self.style.ink_color, stroke_width=1))
             labels.append(label)
-        self.gpu_label_mobjects = labels
         return labels
 
     # ------------------------------------------------------------- steps
@@ -281,8 +299,11 @@ class ParallelismMixin:
             new_formula = self.formula(step_view)
             self.swap(formula, new_formula)
             formula = new_formula
+            bars, swaps = self.panel.update(step_view.index)
+            for old, new in swaps:
+                self.swap(old, new)
             animation = self.step_animation(step_view)
-            self.play(animation, run_time=animation.run_time)
+            self.play(animation, *bars, run_time=animation.run_time)
             self.step_plays += 1
         self.next_section("end")
         self.play(FadeOut(formula), run_time=0.5)
