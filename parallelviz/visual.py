@@ -5,7 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from parallelviz.schedule import Op, OpKind, Schedule, Step, TensorRef
+from parallelviz.checker import LiveSet, Liveness
+from parallelviz.schedule import OpKind, Schedule, Step, TensorRef
 
 __all__ = ["FaceState", "Slot", "StepView", "visual_steps", "initial_faces", "PARTIAL_SLOT"]
 
@@ -57,26 +58,9 @@ class StepView:
     collectives: tuple[tuple[OpKind, TensorRef, tuple[int, ...]], ...]
 
 
-def _initial_live(schedule: Schedule) -> dict[int, dict[TensorRef, bool]]:
-    layers = schedule.config.model.layers
-    weights = {TensorRef(w, l): False for l in range(layers) for w in ("W1", "W2")}
-    return {gpu: dict(weights) for gpu in range(schedule.world_size)}
-
-
-def _apply(live: dict[int, dict[TensorRef, bool]], op: Op) -> None:
-    """Update one GPU's live tensors (value: is it a partial sum) for one op."""
-    tensors = live[op.gpu]
-    if op.kind == OpKind.FREE:
-        tensors.pop(op.tensor, None)
-    elif op.kind == OpKind.ALL_REDUCE:
-        tensors[op.tensor] = False
-    elif op.is_compute or op.kind in (OpKind.LOAD, OpKind.RECV, OpKind.ALL_GATHER, OpKind.REDUCE_SCATTER):
-        tensors[op.tensor] = op.partial
-
-
-def _faces(live: dict[int, dict[TensorRef, bool]], separate_partials: bool) -> dict[Slot, FaceState]:
+def _faces(live: list[LiveSet], separate_partials: bool) -> dict[Slot, FaceState]:
     faces: dict[Slot, FaceState] = {}
-    for gpu, tensors in live.items():
+    for gpu, tensors in enumerate(live):
         for tensor, partial in tensors.items():
             slot: Slot = (gpu, tensor.name, tensor.layer)
             if partial and separate_partials and tensor.name == "x" and not tensor.grad:
@@ -94,7 +78,7 @@ def _faces(live: dict[int, dict[TensorRef, bool]], separate_partials: bool) -> d
 
 def initial_faces(schedule: Schedule) -> dict[Slot, FaceState]:
     """Visible slots before the first step: every GPU's weights."""
-    return _faces(_initial_live(schedule), schedule.config.parallel.tp > 1)
+    return _faces(Liveness(schedule).live, schedule.config.parallel.tp > 1)
 
 
 def visual_steps(schedule: Schedule) -> Iterator[StepView]:
@@ -105,13 +89,12 @@ def visual_steps(schedule: Schedule) -> Iterator[StepView]:
     parallelism a partial sum of ``x`` is drawn on the far face of its ``W2`` block
     until its all-reduce completes it.
     """
-    live = _initial_live(schedule)
     separate = schedule.config.parallel.tp > 1
-    for index, step in enumerate(schedule.steps):
+    for index, live in Liveness(schedule):
+        step = schedule.steps[index]
         lit = []
         collectives = {}
         for op in step.ops:
-            _apply(live, op)
             if op.matmul is not None:
                 lit.append((op.gpu, op.matmul))
             if op.is_collective:

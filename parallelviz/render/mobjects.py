@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
-from manim import MathTex, Mobject, Polygon, Prism, Text, VGroup
+from manim import Mobject, Polygon, Prism
 
 from parallelviz.layout import Box, Face
 from parallelviz.style import Style
 from parallelviz.view import View
 
-__all__ = ["face_polygon", "fit_to_face", "lift", "screen_xy", "billboard", "tex_billboard", "flop_prism", "ROLE_COLORS"]
+__all__ = ["face_polygon", "fit_to_face", "lift", "screen_xy", "billboard", "flop_prism", "ROLE_COLORS"]
 
 
 def ROLE_COLORS(style: Style) -> dict[str, str]:  # noqa: N802 - reads as a table
@@ -79,18 +79,6 @@ def billboard(mobject: Mobject, view: View, position: np.ndarray, direction: np.
     return lift(mobject, view)
 
 
-def tex_billboard(tex: str, view: View, position: np.ndarray, style: Style, font_size: float = 22) -> MathTex:
-    """A LaTeX label facing the camera at a scene point."""
-    label = MathTex(tex, color=style.ink_color, font_size=font_size)
-    return billboard(label, view, position)
-
-
-def text_billboard(text: str, view: View, position: np.ndarray, style: Style, font_size: float = 18) -> Text:
-    """A plain-text label facing the camera at a scene point."""
-    label = Text(text, color=style.ink_color, font_size=font_size)
-    return billboard(label, view, position)
-
-
 def flop_prism(box: Box, view: View, style: Style) -> Prism:
     """A FLOP block, invisible until lit; its faces coincide with its operands' faces."""
     prism = Prism(dimensions=box.size * view.scale)
@@ -98,7 +86,3 @@ def flop_prism(box: Box, view: View, style: Style) -> Prism:
     prism.set_fill(style.flop_color, opacity=0.0).set_stroke(style.flop_color, width=1.0, opacity=0.0)
     return prism
 
-
-def group(mobjects: list[Mobject]) -> VGroup:
-    """A VGroup of the given mobjects (empty allowed)."""
-    return VGroup(*mobjects)

@@ -25,16 +25,21 @@ from manim import (
     Text,
     ThreeDScene,
     VGroup,
-    Wait,
     there_and_back,
 )
 
 from parallelviz.config import ModelConfig, ParallelConfig, RunConfig
-from parallelviz.layout import Layout, build_layout
 from parallelviz.costs import compute_costs
+from parallelviz.layout import Layout, build_layout
 from parallelviz.render.board import TensorBoard
+from parallelviz.render.mobjects import (
+    ROLE_COLORS,
+    billboard,
+    flop_prism,
+    lift,
+    screen_xy,
+)
 from parallelviz.render.panel import CostPanel
-from parallelviz.render.mobjects import ROLE_COLORS, billboard, flop_prism, lift, screen_xy
 from parallelviz.schedule import OpKind, Schedule, TensorRef
 from parallelviz.schedules import build_schedule
 from parallelviz.style import DEFAULT_STYLE, PHASE_CAPTIONS, Style, step_formula
@@ -148,7 +153,6 @@ class ParallelismMixin:
         """Title, configuration, legend, axes and GPU labels (static)."""
         m, p = self.run_config.model, self.run_config.parallel
         ink = self.style.ink_color
-        left, top = -FRAME_WIDTH / 2 + MARGIN, FRAME_HEIGHT / 2 - MARGIN
         title = Text(self.title, font_size=30, color=ink, weight="BOLD").to_corner(UL, buff=MARGIN)
         config_line = Text(
             f"d_model={m.d_model}  d_hidden={m.d_hidden}  batch={m.batch}  layers={m.layers}   "
@@ -258,15 +262,13 @@ class ParallelismMixin:
             travels += [self.board.travel(src, (dst, tensor.name, tensor.layer)) for src in sources for dst in group]
             landings += [(dst, tensor.name, tensor.layer) for dst in group]
         updates = self.board.transition(step_view.faces)
-        updates += [self.board.pulse(slot) for slot in landings if slot in self.board.polygons and slot not in self._changed]
+        unchanged = [slot for slot in landings if slot in self.board.polygons and slot not in self.board.last_changed]
+        updates += [self.board.pulse(slot) for slot in unchanged]
+        run_time = self._step_seconds(step_view)
         if travels:
             changes = Succession(AnimationGroup(*travels), AnimationGroup(*updates))
-            return AnimationGroup(*flashes, changes, run_time=self.style.comm_seconds)
-        return AnimationGroup(*flashes, *updates, run_time=self.style.step_seconds)
-
-    @property
-    def _changed(self) -> set:
-        return self.board.last_changed
+            return AnimationGroup(*flashes, changes, run_time=run_time)
+        return AnimationGroup(*flashes, *updates, run_time=run_time)
 
     def _source_slot(self, gpu: int, tensor: TensorRef) -> Slot:
         state_slot = (gpu, PARTIAL_SLOT, tensor.layer)
@@ -284,11 +286,12 @@ class ParallelismMixin:
         self.play(AnimationGroup(*(FadeIn(m) for m in weights), lag_ratio=0.01), run_time=1.5)
         caption: Mobject | None = None
         formula: Mobject | None = None
+        current_phase: str | None = None
         views = list(visual_steps(self.schedule))
         for step_view in views:
             phase = step_view.step.phase
-            if caption is None or phase != self._phase:
-                self._phase = phase
+            if phase != current_phase:
+                current_phase = phase
                 self.next_section(phase)
                 steps_in_phase = [v for v in views if v.step.phase == phase]
                 duration = sum(self._step_seconds(v) for v in steps_in_phase)
