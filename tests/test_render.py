@@ -12,10 +12,14 @@ from tests.render_support import REPO, image_difference, load_scene_classes, run
 
 SCENES = load_scene_classes()
 GOLDEN_DIR = REPO / "tests" / "golden"
-TINY = {"pixel_width": 256, "pixel_height": 144, "frame_rate": 6}
+TINY = {"pixel_width": 256, "pixel_height": 144, "frame_rate": 6, "upto_animation_number": 10}
+"""Tiny renders of the first plays (intro, the first forward steps, a tensor-parallel all-reduce):
+the whole of each scene is constructed by tests/test_scenes.py, and its end is the golden frame."""
 GOLDEN_SIZE = {"pixel_width": 480, "pixel_height": 270}
 GOLDEN_TOLERANCE = 1.5
 """Mean absolute difference per channel (0..255) allowed between a render and its golden."""
+GOLDEN_TILE_TOLERANCE = 8.0
+"""The same, for each of 8 x 8 tiles: a change confined to a small region (a label, a counter) must still fail."""
 
 
 def read_frames(path: Path) -> list[np.ndarray]:
@@ -60,3 +64,6 @@ def test_last_frame_matches_golden(tmp_path):
     assert expected.shape[:2] == frame.shape[:2]
     difference = image_difference(frame, expected)
     assert difference < GOLDEN_TOLERANCE, f"last frame differs from {golden} by {difference:.2f}"
+    rows, cols = np.array_split(np.arange(frame.shape[0]), 8), np.array_split(np.arange(frame.shape[1]), 8)
+    worst = max(image_difference(frame[np.ix_(r, c)], expected[np.ix_(r, c)]) for r in rows for c in cols)
+    assert worst < GOLDEN_TILE_TOLERANCE, f"a tile of the last frame differs from {golden} by {worst:.2f}"

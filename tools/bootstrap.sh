@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 VENV=${VENV:-.venv}
 PYTHON=${PYTHON:-python3}
 APT_PACKAGES=(
-  ffmpeg pkg-config libcairo2-dev libpango1.0-dev
+  ffmpeg pkg-config libcairo2-dev libpango1.0-dev fonts-dejavu-core
   texlive-latex-base texlive-latex-recommended texlive-latex-extra
   texlive-fonts-recommended dvisvgm
 )

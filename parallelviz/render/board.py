@@ -15,11 +15,16 @@ from manim import (
 )
 
 from parallelviz.layout import Face, Layout
-from parallelviz.render.mobjects import ROLE_COLORS, billboard, face_polygon, fit_to_face
+from parallelviz.render.mobjects import (
+    ROLE_COLORS,
+    billboard,
+    face_polygon,
+    fit_to_face,
+)
 from parallelviz.schedule import TensorRef
 from parallelviz.style import Style, tex_label
-from parallelviz.visual import PARTIAL_SLOT, FaceState, Slot
 from parallelviz.view import View
+from parallelviz.visual import PARTIAL_SLOT, FaceState, Slot
 
 __all__ = ["TensorBoard"]
 

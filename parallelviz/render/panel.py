@@ -5,9 +5,21 @@ from __future__ import annotations
 from typing import Callable
 
 import numpy as np
-from manim import DOWN, LEFT, RIGHT, UP, Animation, Mobject, Rectangle, ReplacementTransform, Text, VGroup
+from manim import (
+    DOWN,
+    LEFT,
+    RIGHT,
+    UP,
+    Animation,
+    Mobject,
+    Rectangle,
+    ReplacementTransform,
+    Text,
+    VGroup,
+)
 
 from parallelviz.costs import Costs, MemoryBreakdown, format_bytes, format_flops
+from parallelviz.render.glyphs import GlyphWriter
 from parallelviz.style import Style
 
 __all__ = ["CostPanel", "MEMORY_CATEGORIES"]
@@ -61,14 +73,15 @@ class CostPanel:
         }
         peaks = [max(m.total for m in (costs.initial_memory[g], *costs.memory_timeline[g])) for g in range(len(costs.per_gpu))]
         self.max_bytes = max(peaks) or 1
-        self.row_height = min(0.62, 3.2 / len(costs.per_gpu))
+        self.row_height = min(0.7, 3.2 / len(costs.per_gpu))
         self.bars: dict[int, VGroup] = {}
-        self.texts: dict[int, Text] = {}
+        self.texts: dict[int, VGroup] = {}
+        self.writer = GlyphWriter(font_size=13, color=style.ink_color)
         self.values: dict[int, tuple[int, int, int]] = {}
 
     # ------------------------------------------------------------------ layout
     def _row_origin(self, gpu: int) -> np.ndarray:
-        return self.top_left + np.array([0.0, -0.75 - gpu * self.row_height, 0.0])
+        return self.top_left + np.array([0.0, -0.95 - gpu * self.row_height, 0.0])
 
     def header(self) -> VGroup:
         """Title and a key of the memory categories."""
@@ -84,15 +97,23 @@ class CostPanel:
         key.next_to(title, DOWN, aligned_edge=LEFT, buff=0.1)
         return VGroup(title, key)
 
-    def bar(self, gpu: int, memory: MemoryBreakdown) -> VGroup:
-        """A horizontal bar, one segment per category, length proportional to bytes."""
+    def _bar_geometry(self, gpu: int) -> tuple[float, float, float]:
+        """Left end, full length and height (y) of a row's bar."""
+        return self._row_origin(gpu)[0], self.width, self._row_origin(gpu)[1]
+
+    def row_frame(self, gpu: int) -> VGroup:
+        """The static part of a row: the GPU's name and the bar's outline."""
         origin = self._row_origin(gpu)
-        label = Text(f"GPU {gpu}", font_size=12, color=self.style.ink_color, weight="BOLD")
-        label.move_to(origin, aligned_edge=LEFT)
-        start = origin[0] + 0.6
-        full = self.width - 0.6
+        label = Text(f"GPU {gpu}", font_size=13, color=self.style.ink_color, weight="BOLD")
+        label.move_to(origin + np.array([0.0, 0.11, 0.0]), aligned_edge=LEFT + DOWN)
+        start, full, y = self._bar_geometry(gpu)
         frame = Rectangle(width=full, height=0.16).set_stroke(self.style.ink_color, width=0.8, opacity=0.5)
-        frame.move_to(np.array([start + full / 2, origin[1], 0.0]))
+        frame.move_to(np.array([start + full / 2, y, 0.0]))
+        return VGroup(label, frame)
+
+    def bar(self, gpu: int, memory: MemoryBreakdown) -> VGroup:
+        """The bar's filling, one segment per category, length proportional to bytes."""
+        start, full, y = self._bar_geometry(gpu)
         segments = VGroup()
         x = start
         for name in MEMORY_CATEGORIES:
@@ -100,21 +121,21 @@ class CostPanel:
             if length <= 1e-6:
                 continue
             segment = Rectangle(width=length, height=0.16).set_fill(self.colors[name], 0.85).set_stroke(width=0)
-            segment.move_to(np.array([x + length / 2, origin[1], 0.0]))
+            segment.move_to(np.array([x + length / 2, y, 0.0]))
             segments.add(segment)
             x += length
-        return VGroup(label, frame, segments)
+        return segments
 
-    def text(self, gpu: int, memory: int, flops: int, sent: int) -> Text:
-        """The row's numbers under its bar."""
-        line = Text(
-            f"{format_bytes(memory)}   {format_flops(flops)}   sent {format_bytes(sent)}",
-            font_size=11,
-            color=self.style.ink_color,
-        )
-        _fit_width(line, self.width - 0.6)
-        origin = self._row_origin(gpu)
-        return line.move_to(origin + np.array([0.6, -0.13, 0.0]), aligned_edge=LEFT + UP)
+    def text(self, gpu: int, memory: int, flops: int, sent: int) -> VGroup:
+        """The row's numbers: memory held (beside the GPU's name), FLOPs and bytes sent so far (under the bar)."""
+        start, full, y = self._bar_geometry(gpu)
+        held = self.writer.write(format_bytes(memory))
+        held.move_to(np.array([start + full, y + 0.11, 0.0]), aligned_edge=RIGHT + DOWN)
+        line = f"{format_flops(flops):>12}  sent {format_bytes(sent):>8}"
+        counters = self.writer.write(line)
+        counters.scale(min(1.0, full / (len(line) * self.writer.advance)), about_point=np.zeros(3))
+        counters.move_to(np.array([start + full, y - 0.11, 0.0]), aligned_edge=RIGHT + UP)
+        return VGroup(held, counters)
 
     # ------------------------------------------------------------------ state
     def initial(self) -> list[Mobject]:
@@ -122,6 +143,7 @@ class CostPanel:
         mobjects: list[Mobject] = [self.place(self.header())]
         for gpu in range(len(self.costs.per_gpu)):
             memory = self.costs.initial_memory[gpu]
+            mobjects.append(self.place(self.row_frame(gpu)))
             self.bars[gpu] = self.place(self.bar(gpu, memory))
             self.texts[gpu] = self.place(self.text(gpu, memory.total, 0, 0))
             self.values[gpu] = (memory.total, 0, 0)
