@@ -1,4 +1,4 @@
-"""Command-line interface: a click group over the library (schedule, verify, costs); errors are one line."""
+"""Command-line interface: a click group over the library (schedule, verify, costs, render, list); errors are one line."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import functools
 import json
 import math
 import sys
+from pathlib import Path
 from typing import Any, Callable
 
 import click
@@ -247,3 +248,50 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     main()
+
+
+@cli.command()
+@config_options
+@click.option(
+    "--quality",
+    type=click.Choice(["l", "m", "h", "p", "k"]),
+    default="h",
+    show_default=True,
+    help="Manim quality: l=480p15, m=720p30, h=1080p60, p=1440p60, k=2160p60.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Video file to write [default: media/parallelviz/dp<D>_tp<T>_L<layers>.mp4].",
+)
+@click.option("--title", default=None, help="Title shown at the top left.")
+def render(config: RunConfig, quality: str, output: Path | None, title: str | None) -> None:
+    """Animate the schedule of a configuration to an mp4 (and .srt subtitles)."""
+    from parallelviz.render.standalone import render_config  # imports manim: keep the CLI fast otherwise
+
+    if output is None:
+        p, m = config.parallel, config.model
+        output = Path("media") / "parallelviz" / f"dp{p.dp}_tp{p.tp}_L{m.layers}_{p.grad_sync}.mp4"
+    if output.suffix != ".mp4":
+        raise click.BadParameter("must end in .mp4", param_hint="'--output'")
+    try:
+        path = render_config(config, quality, output, title)
+    except RuntimeError as error:  # LaTeX missing: say how to install it
+        raise click.ClickException(str(error)) from None
+    click.echo(str(path))
+
+
+@cli.command("list")
+@click.argument("directory", type=click.Path(file_okay=False, path_type=Path), default=Path("scenes"))
+def list_scenes(directory: Path) -> None:
+    """List the scene classes of every file in DIRECTORY (default: ./scenes), as `manim` arguments."""
+    from parallelviz.scenes_in import scene_names
+
+    files = sorted(directory.glob("*.py"))
+    if not files:
+        raise click.BadParameter(f"no scene files in {directory}", param_hint="'DIRECTORY'")
+    for path in files:
+        for name in scene_names(path):
+            click.echo(f"{path} {name}")

@@ -67,3 +67,32 @@ def test_last_frame_matches_golden(tmp_path):
     rows, cols = np.array_split(np.arange(frame.shape[0]), 8), np.array_split(np.arange(frame.shape[1]), 8)
     worst = max(image_difference(frame[np.ix_(r, c)], expected[np.ix_(r, c)]) for r in rows for c in cols)
     assert worst < GOLDEN_TILE_TOLERANCE, f"a tile of the last frame differs from {golden} by {worst:.2f}"
+
+
+@pytest.mark.render
+def test_cli_render_writes_the_finished_video_only(tmp_path):
+    from click.testing import CliRunner
+
+    from parallelviz.cli import cli
+
+    output = tmp_path / "out" / "tp.mp4"
+    result = CliRunner().invoke(cli, ["render", "--dp", "1", "--tp", "2", "--layers", "1", "--quality", "l", "-o", str(output)])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == str(output)
+    frames = read_frames(output)
+    assert frames[0].shape == (480, 854, 3)
+    assert image_difference(frames[0], frames[-1]) > 1.0
+    # the scratch media folder is gone; only the video and its subtitles remain
+    assert sorted(p.name for p in output.parent.iterdir()) == ["tp.mp4", "tp.srt"]
+
+
+def test_cli_render_rejects_bad_input_before_writing(tmp_path):
+    from click.testing import CliRunner
+
+    from parallelviz.cli import cli
+
+    output = tmp_path / "bad.mp4"
+    result = CliRunner().invoke(cli, ["render", "--batch", "63", "-o", str(output)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "Error: batch must be divisible by dp=2 (got 63)"
+    assert not output.exists() and list(tmp_path.iterdir()) == []
