@@ -17,6 +17,8 @@ BATCH_AXIS = 1
 """Batch rows (the seed's ``B_ax``)."""
 MODEL_AXIS = 2
 """Model width, descending one ``d_model`` per matmul (the seed's ``L_by_d_model_ax``)."""
+LABEL_BATCH_FRACTION = 0.35
+"""How far along the batch axis activation labels sit (0 = front, 1 = back, where the weights are)."""
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,19 @@ class Face:
     def center(self) -> np.ndarray:
         """Centre of the rectangle."""
         return (self.lo + self.hi) / 2
+
+    @property
+    def label_point(self) -> np.ndarray:
+        """Where the face's label goes: its centre, moved towards the front of the batch.
+
+        Activations span the batch axis and weights stand at its back; labelling an
+        activation in the front part of its face keeps it clear of the weight labels
+        behind it (of this GPU and of a neighbouring tensor-parallel shard).
+        """
+        point = self.center.copy()
+        if self.normal != BATCH_AXIS:
+            point[BATCH_AXIS] = self.lo[BATCH_AXIS] + LABEL_BATCH_FRACTION * self.size[BATCH_AXIS]
+        return point
 
     @property
     def size(self) -> np.ndarray:

@@ -16,6 +16,8 @@ from manim import (
 
 from parallelviz.layout import Face, Layout
 from parallelviz.render.mobjects import (
+    GHOST_Z,
+    LABEL_Z,
     ROLE_COLORS,
     billboard,
     face_polygon,
@@ -72,7 +74,19 @@ class TensorBoard:
         parts = (r"\nabla", tex) if tensor.grad else (tex,)
         label = MathTex(*parts, color=self.style.ink_color, font_size=self.style.label_font_size)
         fit_to_face(label, self.face(slot), self.view)
-        return billboard(label, self.view, self.view.to_scene(self.face(slot).center))
+        label.set_z_index(LABEL_Z)
+        return billboard(label, self.view, self.view.to_scene(self.face(slot).label_point))
+
+    def labelled(self, slot: Slot) -> bool:
+        """Whether a slot shows a label.
+
+        ``x`` is replicated across a tensor-parallel group (every shard holds the same
+        values), so its label is shown once, on the group's first GPU; the faces of the
+        other shards sit between blocks where a label would land on a neighbour's.
+        Partial sums differ per shard and keep their labels.
+        """
+        gpu, name, _ = slot
+        return not (name == "x" and self.layout.config.coords(gpu)[1] > 0)
 
     def transition(self, target: dict[Slot, FaceState]) -> list[Animation]:
         """Animations from the current faces to ``target``; the board then holds ``target``."""
@@ -83,22 +97,27 @@ class TensorBoard:
             if old == new:
                 continue
             self.last_changed.add(slot)
+            labelled = self.labelled(slot)
             if old is None:
-                polygon, label = self.polygon(slot, new.role), self.label(slot, new.tensor)
-                animations += [FadeIn(polygon), FadeIn(label)]
+                polygon = self.polygon(slot, new.role)
+                animations.append(FadeIn(polygon))
+                if labelled:
+                    self.labels[slot] = self.label(slot, new.tensor)
+                    animations.append(FadeIn(self.labels[slot]))
             elif new is None:
-                polygon, label = self.polygons.pop(slot), self.labels.pop(slot)
-                animations += [FadeOut(polygon), FadeOut(label)]
+                animations.append(FadeOut(self.polygons.pop(slot)))
+                if labelled:
+                    animations.append(FadeOut(self.labels.pop(slot)))
                 del self.states[slot]
                 continue
             else:
-                polygon, label = self.polygon(slot, new.role), self.labels[slot]
+                polygon = self.polygon(slot, new.role)
                 animations.append(ReplacementTransform(self.polygons[slot], polygon))
-                if new.tensor != old.tensor:
+                if labelled and new.tensor != old.tensor:
                     new_label = self.label(slot, new.tensor)
-                    animations.append(TransformMatchingTex(label, new_label))
-                    label = new_label
-            self.states[slot], self.polygons[slot], self.labels[slot] = new, polygon, label
+                    animations.append(TransformMatchingTex(self.labels[slot], new_label))
+                    self.labels[slot] = new_label
+            self.states[slot], self.polygons[slot] = new, polygon
         return animations
 
     def show(self, target: dict[Slot, FaceState]) -> list:
@@ -107,8 +126,10 @@ class TensorBoard:
         for slot, state in sorted(target.items()):
             self.states[slot] = state
             self.polygons[slot] = self.polygon(slot, state.role)
-            self.labels[slot] = self.label(slot, state.tensor)
-            mobjects += [self.polygons[slot], self.labels[slot]]
+            mobjects.append(self.polygons[slot])
+            if self.labelled(slot):
+                self.labels[slot] = self.label(slot, state.tensor)
+                mobjects.append(self.labels[slot])
         return mobjects
 
     def pulse(self, slot: Slot) -> Animation:
@@ -120,4 +141,6 @@ class TensorBoard:
         """A copy of ``source``'s face, in the communication colour, gliding onto ``destination``."""
         ghost = face_polygon(self.face(source), self.view, self.style.comm_color, self.style, opacity=0.55)
         landing = face_polygon(self.face(destination), self.view, self.style.comm_color, self.style, opacity=0.15)
+        ghost.set_z_index(GHOST_Z)
+        landing.set_z_index(GHOST_Z)
         return Transform(ghost, landing, remover=True)

@@ -9,7 +9,15 @@ from parallelviz.layout import Box, Face
 from parallelviz.style import Style
 from parallelviz.view import View
 
-__all__ = ["face_polygon", "fit_to_face", "lift", "screen_xy", "billboard", "flop_prism", "ROLE_COLORS"]
+__all__ = ["GHOST_Z", "LABEL_Z", "OVERLAY_Z", "face_polygon", "fit_to_face", "lift", "screen_xy", "billboard", "flop_prism", "ROLE_COLORS"]
+
+
+GHOST_Z = 1
+"""Drawing layer of data travelling between GPUs: above the faces (layer 0)."""
+LABEL_Z = 2
+"""Drawing layer of tensor labels: never covered by a face drawn later."""
+OVERLAY_Z = 3
+"""Drawing layer of captions, keys, GPU names and the cost panel."""
 
 
 def ROLE_COLORS(style: Style) -> dict[str, str]:  # noqa: N802 - reads as a table

@@ -12,7 +12,6 @@ from manim import (
     DR,
     LEFT,
     UL,
-    UP,
     UR,
     AnimationGroup,
     FadeIn,
@@ -33,6 +32,7 @@ from parallelviz.costs import compute_costs
 from parallelviz.layout import Layout, build_layout
 from parallelviz.render.board import TensorBoard
 from parallelviz.render.mobjects import (
+    OVERLAY_Z,
     ROLE_COLORS,
     billboard,
     flop_prism,
@@ -136,17 +136,15 @@ class ParallelismMixin:
         self.set_camera_orientation(phi=self.phi * DEGREES, theta=self.theta * DEGREES, focal_distance=2000)
 
     def _drawn_corners(self) -> np.ndarray:
-        """Every face corner, plus room above the first blocks for GPU labels and beside them for the axes."""
+        """Every face corner, plus room under the last blocks for the GPU labels."""
         corners = np.vstack([face.corners for gpu in self.layout.gpus for face in gpu.faces.values()])
-        lifted = corners.copy()
-        lifted[:, 2] += 0.6 * self.run_config.model.d_model
-        room = np.array([point for start, end in self.layout.axis_arrows().values() for point in (start, end)])
-        pad = 0.6 * self.run_config.model.d_model
-        return np.vstack([corners, lifted, room - pad, room + np.array([0, 0, pad])])
+        lowered = corners.copy()
+        lowered[:, 2] -= (0.4 + 0.3 * self.run_config.parallel.tp) * self.run_config.model.d_model
+        return np.vstack([corners, lowered])
 
     def on_screen(self, mobject: Mobject) -> Mobject:
-        """Lift a mobject laid out in screen coordinates into the scene (see :func:`lift`)."""
-        return lift(mobject, self.view)
+        """Lift a mobject laid out in screen coordinates into the scene (see :func:`lift`), above everything."""
+        return lift(mobject, self.view).set_z_index(OVERLAY_Z)
 
     # ------------------------------------------------------------- chrome
     def chrome(self) -> list[Mobject]:
@@ -161,12 +159,14 @@ class ParallelismMixin:
             color=ink,
         )
         config_line.next_to(title, DOWN, aligned_edge=LEFT, buff=0.15)
+        overlays = [*self.axes(), *self.gpu_labels()]
+        for mobject in overlays:
+            mobject.set_z_index(OVERLAY_Z)
         return [
+            *overlays,
             self.on_screen(title),
             self.on_screen(config_line),
             self.legend(),
-            *self.axes(),
-            *self.gpu_labels(),
             *self.panel.initial(),
         ]
 
@@ -186,7 +186,7 @@ class ParallelismMixin:
         return self.on_screen(items.to_corner(DR, buff=MARGIN))
 
     def axes(self) -> list[Mobject]:
-        """The seed's three dimension lines with their sizes, beside GPU 0's first block."""
+        """The seed's three dimension lines, one local tensor dimension each, as a key at the bottom left."""
         m, p = self.run_config.model, self.run_config.parallel
         texts = {
             "d_model": rf"d_{{model}}={m.d_model}",
@@ -195,11 +195,14 @@ class ParallelismMixin:
         }
         mobjects: list[Mobject] = []
         arrows = self.layout.axis_arrows()
+        # A key in the empty bottom-left corner, at the staircase's scale and orientation.
         origin = screen_xy(self.view, self.view.to_scene(next(iter(arrows.values()))[0]))
-        ends = [screen_xy(self.view, self.view.to_scene(end)) for _, end in arrows.values()]
-        centroid = (origin + sum(ends)) / 4
+        target = np.array([-FRAME_WIDTH / 2 + MARGIN + 1.3, -FRAME_HEIGHT / 2 + BOTTOM_BAND + 0.7, 0.0])
+        shift = self.view.rotation.T @ (target - origin)
+        ends = [screen_xy(self.view, self.view.to_scene(end)) + target - origin for _, end in arrows.values()]
+        centroid = (target + sum(ends)) / 4  # each label goes on the side away from the other lines
         for name, (start, end) in arrows.items():
-            a, b = self.view.to_scene(start), self.view.to_scene(end)
+            a, b = self.view.to_scene(start) + shift, self.view.to_scene(end) + shift
             line = Line(a, b, color=self.style.ink_color, stroke_width=2.5)
             label = MathTex(texts[name], color=self.style.ink_color, font_size=20)
             mid = (screen_xy(self.view, a) + screen_xy(self.view, b)) / 2
@@ -215,20 +218,26 @@ class ParallelismMixin:
         return mobjects
 
     def gpu_labels(self) -> list[Mobject]:
-        """``GPU r`` above the first block of each GPU."""
+        """``GPU r`` under the last block of each GPU, where the staircase leaves empty space.
+
+        Above the first blocks the labels of one replica would fall on the next
+        replica's activations; below the last ``W2`` nothing is ever drawn.
+        Side-by-side tensor-parallel shards are staggered, with a leader line.
+        """
         labels = []
         self.gpu_label_texts = []
+        last = self.run_config.model.layers - 1
         for gpu in self.layout.gpus:
-            face = gpu.faces[("W1", 0)]
-            anchor = self.view.to_scene(np.array([face.center[0], face.lo[1], face.hi[2]]))
+            face = gpu.faces[("W2", last)]
+            anchor = self.view.to_scene(np.array([face.center[0], face.lo[1], face.lo[2]]))
             _, shard = self.run_config.coords(gpu.gpu)
-            rise = 0.1 + 0.3 * shard  # stagger side-by-side tensor-parallel shards
+            drop = 0.1 + 0.3 * shard  # stagger side-by-side tensor-parallel shards
             text = Text(f"GPU {gpu.gpu}", font_size=16, color=self.style.ink_color, weight="BOLD")
-            label = billboard(text, self.view, anchor, UP, buff=rise)
+            label = billboard(text, self.view, anchor, DOWN, buff=drop)
             self.gpu_label_texts.append(label)
             if shard:
-                bottom = self.view.rotation.T @ (screen_xy(self.view, anchor) + np.array([0, rise - 0.02, 0]))
-                label = VGroup(label, Line(anchor, bottom, color=self.style.ink_color, stroke_width=1))
+                end = self.view.rotation.T @ (screen_xy(self.view, anchor) - np.array([0, drop - 0.02, 0]))
+                label = VGroup(label, Line(anchor, end, color=self.style.ink_color, stroke_width=1))
             labels.append(label)
         return labels
 
